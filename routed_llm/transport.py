@@ -1,0 +1,76 @@
+"""The one place that talks to LiteLLM.
+
+Every provider call made by routed-llm goes through `complete` / `acomplete` (and their
+``stream=True`` forms). They import LiteLLM lazily, make sure the local price map is used
+(no network at import), and turn LiteLLM's own retries off: exactly one layer retries, and
+it is ours (`routed_llm.fallback`). Nothing here sets attributes on the `litellm` module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+__all__ = ["acomplete", "complete", "cost_of", "litellm_module", "model_info"]
+
+
+@cache
+def litellm_module() -> ModuleType:
+    """Import LiteLLM with the bundled price map (no network fetch at import)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    return litellm
+
+
+def _params(model: str, messages: list[dict[str, Any]], params: Mapping[str, Any]) -> dict[str, Any]:
+    call: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
+    call["model"] = model
+    call["messages"] = messages
+    call["num_retries"] = 0  # exactly one layer retries: ours
+    call["max_retries"] = 0  # and not the OpenAI SDK underneath either
+    if call.pop("no_log", False):
+        call["no-log"] = True  # the outer (provider) call logs; the inner one must not double-count
+    return call
+
+
+def complete(model: str, messages: list[dict[str, Any]], **params: Any) -> Any:
+    """``litellm.completion`` with our defaults; returns a ModelResponse or a stream wrapper.
+
+    Args:
+        model: LiteLLM model id (``"openai/gpt-4o-mini"``, ``"gemini/..."``).
+        messages: OpenAI-format messages.
+        **params: Any LiteLLM/OpenAI parameter (``api_base``, ``api_key``, ``timeout``,
+            ``stream``, ``tools``, ``response_format``, ...); ``no_log=True`` suppresses
+            LiteLLM's logging callbacks for this call.
+    """
+    return litellm_module().completion(**_params(model, messages, params))
+
+
+async def acomplete(model: str, messages: list[dict[str, Any]], **params: Any) -> Any:
+    """Async `complete`."""
+    return await litellm_module().acompletion(**_params(model, messages, params))
+
+
+def model_info(model: str) -> dict[str, Any]:
+    """LiteLLM's capability and price entry for `model`, or ``{}`` when it has none."""
+    try:
+        info = litellm_module().get_model_info(model)
+    except Exception:  # noqa: BLE001 - unknown models raise several different errors
+        return {}
+    return dict(info) if info else {}
+
+
+def cost_of(response: Any) -> float | None:
+    """USD cost LiteLLM computed for a response, or None when it cannot price it."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    cost = hidden.get("response_cost")
+    if cost is not None:
+        return float(cost)
+    try:
+        return float(litellm_module().completion_cost(completion_response=response))
+    except Exception:  # noqa: BLE001 - unpriced models (local servers) have no cost
+        return None
