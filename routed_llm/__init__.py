@@ -8,10 +8,8 @@ first attribute access.
 from __future__ import annotations
 
 import importlib
-from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
-from .data import RoutingDataset, load_dataset
 from .errors import (
     AllModelsFailedError,
     ArtifactError,
@@ -21,19 +19,14 @@ from .errors import (
     RoutedLLMError,
     RoutingError,
 )
-from .types import Attempt, ModelProfile, RouteDecision
 
 if TYPE_CHECKING:
     from .calibrate import calibrate
     from .chat_model import RoutedChatModel
+    from .data import RoutingDataset, load_dataset
     from .default import default_router
     from .routers import Router, make_router
-
-try:
-    __version__ = _metadata.version("routed-llm")
-except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
-del _metadata
+    from .types import Attempt, ModelProfile, RouteDecision
 
 _LAZY = {
     "RoutedChatModel": "routed_llm.chat_model",
@@ -41,6 +34,11 @@ _LAZY = {
     "make_router": "routed_llm.routers",
     "default_router": "routed_llm.default",
     "calibrate": "routed_llm.calibrate",
+    "RoutingDataset": "routed_llm.data",
+    "load_dataset": "routed_llm.data",
+    "Attempt": "routed_llm.types",
+    "ModelProfile": "routed_llm.types",
+    "RouteDecision": "routed_llm.types",
 }
 
 __all__ = [
@@ -66,6 +64,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib import metadata
+
+        try:
+            version = metadata.version("routed-llm")
+        except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+            version = "0.0.0"
+        globals()["__version__"] = version
+        return version
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value

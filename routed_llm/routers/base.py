@@ -158,6 +158,7 @@ class Router:
         return self.embedder
 
     def _reset(self) -> None:
+        self._pos_cache = None
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("__")]:
             delattr(self, attr)
 
@@ -227,8 +228,7 @@ class Router:
         self.profiles_: dict[str, ModelProfile] = {}
         self.expected_costs_ = np.zeros(0)
         self.features_ = np.zeros((0, 0))
-        for m in data.models:
-            self._add_profile(ModelProfile.from_dataset(data, m, self.probe_ids_))
+        self._add_profiles([ModelProfile.from_dataset(data, m, self.probe_ids_) for m in data.models])
         return self
 
     # ------------------------------------------------------------------ models
@@ -241,11 +241,16 @@ class Router:
             NotFittedError: The router is not fitted.
             DataError: The profile answers prompts that are not this router's probes.
         """
+        return self.add_models([profile])
+
+    def add_models(self, profiles: Sequence[ModelProfile]) -> Self:
+        """`add_model` for several profiles at once (one array copy instead of one per model)."""
         self.check_is_fitted()
-        if not isinstance(profile, ModelProfile):
-            msg = f"add_model() takes a ModelProfile, got {type(profile).__name__}"
+        bad = [type(p).__name__ for p in profiles if not isinstance(p, ModelProfile)]
+        if bad:
+            msg = f"add_model() takes ModelProfile objects, got {bad[0]}"
             raise DataError(msg)
-        self._add_profile(profile)
+        self._add_profiles(profiles)
         return self
 
     def _aligned_scores(self, profile: ModelProfile) -> NDArray[np.float64]:
@@ -265,21 +270,35 @@ class Router:
             raise DataError(msg)
         return scores
 
-    def _add_profile(self, profile: ModelProfile) -> None:
-        scores = self._aligned_scores(profile)
-        feats = np.asarray(self._model_features(scores), dtype=np.float64)
-        if profile.model in self.profiles_:
-            j = self.models_.index(profile.model)
-            self.features_[j] = feats
-            self.expected_costs_[j] = profile.expected_cost
-            self.probe_scores_[:, j] = scores
-        else:
-            self.models_.append(profile.model)
-            self.features_ = feats[None, :] if self.features_.size == 0 else np.vstack([self.features_, feats])
-            self.expected_costs_ = np.append(self.expected_costs_, profile.expected_cost)
+    def _add_profiles(self, profiles: Sequence[ModelProfile]) -> None:
+        latest = {p.model: p for p in profiles}  # a later profile of the same model wins
+        aligned = {m: self._aligned_scores(p) for m, p in latest.items()}  # validate all first
+        feats = {m: np.asarray(self._model_features(s), dtype=np.float64) for m, s in aligned.items()}
+        pos = self._positions()
+        new = [m for m in latest if m not in pos]
+        for m in latest:
+            if m in pos:
+                j = pos[m]
+                self.features_[j] = feats[m]
+                self.expected_costs_[j] = latest[m].expected_cost
+                self.probe_scores_[:, j] = aligned[m]
+        if new:
+            stacked = np.stack([feats[m] for m in new])
+            self.features_ = stacked if self.features_.size == 0 else np.vstack([self.features_, stacked])
+            self.expected_costs_ = np.append(self.expected_costs_, [latest[m].expected_cost for m in new])
             prev = getattr(self, "probe_scores_", np.zeros((len(self.probe_ids_), 0)))
-            self.probe_scores_ = np.column_stack([prev, scores])
-        self.profiles_[profile.model] = profile
+            self.probe_scores_ = np.column_stack([prev, *[aligned[m] for m in new]])
+            self.models_.extend(new)
+        self.profiles_.update(latest)
+
+    def _positions(self) -> dict[str, int]:
+        """Column of each known model (cached; rebuilt when the model list changes)."""
+        key = (id(self.models_), len(self.models_), self.models_[-1] if self.models_ else None)
+        cache = getattr(self, "_pos_cache", None)
+        if cache is None or cache[0] != key:
+            cache = (key, {m: j for j, m in enumerate(self.models_)})
+            self._pos_cache = cache
+        return cache[1]
 
     def remove_model(self, model: str) -> Self:
         """Forget `model` (no refitting)."""
@@ -287,8 +306,9 @@ class Router:
         if model not in self.profiles_:
             msg = f"unknown model {model!r}; known models: {self.models_}"
             raise DataError(msg)
-        j = self.models_.index(model)
+        j = self._positions()[model]
         self.models_.pop(j)
+        self._pos_cache = None
         del self.profiles_[model]
         self.features_ = np.delete(self.features_, j, axis=0)
         self.expected_costs_ = np.delete(self.expected_costs_, j)
@@ -384,7 +404,8 @@ class Router:
         if not names:
             msg = "no candidate to route to"
             raise RoutingError(msg)
-        idx = np.array([self.models_.index(c) for c in names], dtype=np.intp)
+        pos = self._positions()
+        idx = np.array([pos[c] for c in names], dtype=np.intp)
         costs = self.expected_costs_[idx].astype(np.float64)
         if expected_costs:
             costs = np.array([float(expected_costs.get(c, costs[i])) for i, c in enumerate(names)])
@@ -414,7 +435,8 @@ class Router:
         self.check_is_fitted()
         cols = data.model_index([m for m in self.models_ if m in data.models])
         names = [data.models[c] for c in cols]
-        idx = np.array([self.models_.index(n) for n in names])
+        pos = self._positions()
+        idx = np.array([pos[n] for n in names], dtype=np.intp)
         proba = self.predict_proba(list(data.prompts))[:, idx]
         lam = self.cost_weight if cost_weight is None else cost_weight
         pick = choose(proba, self.expected_costs_[idx], lam)

@@ -29,7 +29,8 @@ class KNNRouter(Router):
     Attributes:
         models_: Known models, in column order.
         probe_ids_: Ids of the probe prompts.
-        features_: ``(n_models, n_probe)`` probe scores (NaN = missing).
+        features_: ``(n_models, 2 * n_probe + 1)``: probe scores (missing as 0), the
+            observed mask, and the overall probe accuracy.
     """
 
     name = "knn"
@@ -55,15 +56,20 @@ class KNNRouter(Router):
         self._check_int("k", 1)
         self._check_float("prior_strength", 0.0)
 
+    def _model_features(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
+        # [scores with NaN as 0 | observed mask | overall accuracy]: prediction needs no NaN work
+        seen = ~np.isnan(scores)
+        return np.concatenate([np.where(seen, scores, 0.0), seen.astype(np.float64), [np.nanmean(scores)]])
+
     def _predict(self, embeddings: NDArray[np.float32]) -> NDArray[np.float64]:
-        k = min(self.k, self.probe_embeddings_.shape[0])
+        n_probe = self.probe_embeddings_.shape[0]
+        k = min(self.k, n_probe)
         sims = embeddings @ self.probe_embeddings_.T
-        nn = np.argpartition(-sims, k - 1, axis=1)[:, :k]  # (n, k)
-        scores = self.features_.T  # (n_probe, n_models)
-        neigh = scores[nn]  # (n, k, m)
-        seen = ~np.isnan(neigh)
-        total = np.where(seen, neigh, 0.0).sum(axis=1)
-        count = seen.sum(axis=1)
-        prior = np.nanmean(scores, axis=0)[None, :]
+        nn = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n_probe else np.tile(np.arange(n_probe), (len(sims), 1))
+        filled = self.features_[:, :n_probe]  # (m, n_probe)
+        seen = self.features_[:, n_probe : 2 * n_probe]
+        prior = self.features_[:, -1]
+        total = filled[:, nn].sum(axis=2).T  # (n, m)
+        count = seen[:, nn].sum(axis=2).T
         a = self.prior_strength
-        return (total + a * prior) / np.maximum(count + a, 1e-12)
+        return (total + a * prior[None, :]) / np.maximum(count + a, 1e-12)
