@@ -9,7 +9,9 @@ Every error this package raises on purpose derives from `RoutedLLMError`::
     ├── DataError(ValueError)              a dataset, profile or prompt list is malformed
     │   └── ArtifactError                  a saved router is truncated, tampered or foreign
     ├── RoutingError                       no candidate is eligible for the request
+    ├── IncompleteStreamError              a stream ended without a finish reason (dropped)
     └── AllModelsFailedError               fallback exhausted every eligible candidate
+        └── StreamInterruptedError         a stream failed after text reached the caller
 
 Provider errors that are the caller's own fault (for example a `litellm.BadRequestError`
 for a malformed tool schema) propagate unchanged: LiteLLM already maps every provider onto
@@ -26,9 +28,11 @@ __all__ = [
     "ArtifactError",
     "ConfigError",
     "DataError",
+    "IncompleteStreamError",
     "NotFittedError",
     "RoutedLLMError",
     "RoutingError",
+    "StreamInterruptedError",
 ]
 
 
@@ -69,3 +73,14 @@ class AllModelsFailedError(RoutedLLMError):
     def __init__(self, message: str, *, attempts: Sequence[Any] = ()) -> None:
         super().__init__(message)
         self.attempts: tuple[Any, ...] = tuple(attempts)
+
+
+class IncompleteStreamError(RoutedLLMError):
+    """A stream ended without a final chunk (no finish_reason): the connection was dropped."""
+
+
+class StreamInterruptedError(AllModelsFailedError):
+    """A stream failed after content reached the caller; `attempts` records what was streamed.
+
+    The text already streamed is never spliced with another model's continuation.
+    """

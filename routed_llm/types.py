@@ -224,7 +224,8 @@ class Attempt:
         model: The candidate that was called.
         error: Exception class name, or None when the attempt succeeded.
         message: Short error text (never contains credentials), or None.
-        action: What the failure led to: ``"retry"``, ``"fallback"``, ``"raise"`` or ``"ok"``.
+        action: What the attempt led to: ``"retry"``, ``"fallback"``, ``"raise"``, ``"ok"``, or
+            ``"skip"`` (not called: open circuit, cost ceiling, context window too small).
         latency_s: Wall time of the attempt in seconds.
         streamed_chars: Characters already streamed to the caller when the error happened.
     """

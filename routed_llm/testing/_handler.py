@@ -35,6 +35,7 @@ class HTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 256  # the default backlog of 5 drops connections under concurrent load
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], state: ServerState, *, verbose: bool) -> None:
