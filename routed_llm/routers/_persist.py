@@ -155,6 +155,9 @@ def _restore(router: Router, state: dict[str, Any], arrays: dict[str, np.ndarray
         raise ValueError("model arrays disagree with the model list")
     if router.features_.shape[0] != n_models:
         raise ValueError("features disagree with the model list")
+    probe_width = np.asarray(router._model_features(np.full(n_probe, 0.5))).shape
+    if router.features_.ndim != 2 or router.features_.shape[1:] != probe_width:
+        raise ValueError("model features have another layout (saved by an incompatible version; refit and save again)")
     if (router.expected_costs_ < 0).any():
         raise ValueError("negative expected cost")
     profiles = state.get("profiles_")
