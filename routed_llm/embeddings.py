@@ -192,7 +192,8 @@ class CachedEmbedder:
             except Exception:  # noqa: BLE001 - a broken shard is skipped, then recomputed
                 continue
             for k, v in zip(keys, vecs, strict=False):
-                table[bytes(k)] = v
+                # keys are (n, 16) uint8 rows; older shards stored S16, which drops trailing NULs
+                table[k.tobytes() if keys.dtype == np.uint8 else bytes(k).ljust(16, b"\0")] = v
         self._disk = table
         if len(shards) > _MAX_SHARDS and table:
             self._compact(shards, table)
@@ -215,7 +216,8 @@ class CachedEmbedder:
             folder.mkdir(parents=True, exist_ok=True)
             name = hashlib.blake2b(b"".join(keys), digest_size=8).hexdigest()
             tmp = folder / f".{name}.tmp.npz"
-            np.savez(tmp, keys=np.array(keys, dtype="S16"), vectors=vecs.astype(np.float32))
+            raw = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 16)
+            np.savez(tmp, keys=raw, vectors=vecs.astype(np.float32))
             tmp.replace(folder / f"{name}.npz")
         except OSError:
             return  # a read-only cache dir only costs speed
@@ -301,7 +303,7 @@ def get_embedder(name: str = "minilm", *, cache_dir: str | Path | None = "defaul
         elif name in ("static", "m2v:all-MiniLM-L6-v2"):
             from .fast_embedder import StaticEmbedder
 
-            inner = StaticEmbedder()
+            inner = StaticEmbedder() if cache_dir in ("default", None) else StaticEmbedder(cache_dir=cache_dir)
         else:
             msg = f"unknown embedder {name!r}; valid names: ['minilm', 'static']"
             raise ConfigError(msg)
