@@ -8,6 +8,8 @@ it is ours (`routed_llm.fallback`). Nothing here sets attributes on the `litellm
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections.abc import Mapping
 from functools import cache
@@ -57,8 +59,16 @@ async def acomplete(model: str, messages: list[dict[str, Any]], **params: Any) -
 
 def model_info(model: str) -> dict[str, Any]:
     """LiteLLM's capability and price entry for `model`, or ``{}`` when it has none."""
+    return dict(_model_info(model))
+
+
+@cache
+def _model_info(model: str) -> Mapping[str, Any]:
+    # looked up once per model and process: get_model_info prints "Provider List ..." to
+    # stdout for unknown ids, so stdout is redirected for that one call only
     try:
-        info = litellm_module().get_model_info(model)
+        with contextlib.redirect_stdout(io.StringIO()):
+            info = litellm_module().get_model_info(model)
     except Exception:  # noqa: BLE001 - unknown models raise several different errors
         return {}
     return dict(info) if info else {}

@@ -35,13 +35,32 @@ def fresh_openai_server(openai_server: LocalOpenAIServer) -> Iterator[LocalOpenA
 
 ROUTED_MODELS = ("gpt-4o-mini", "claude-haiku-4-5", "gpt-4.1-nano")
 _TOPICS = {
-    "math": ["solve the equation", "integrate the function", "prove the theorem", "compute the derivative",
-             "factor the polynomial", "find the prime factors", "sum the series", "calculate the probability"],
-    "writing": ["write a poem", "draft an email", "compose a short story", "write a haiku",
-                "summarise the essay", "rewrite the paragraph", "write a limerick", "draft a cover letter"],
+    "math": [
+        "solve the equation",
+        "integrate the function",
+        "prove the theorem",
+        "compute the derivative",
+        "factor the polynomial",
+        "find the prime factors",
+        "sum the series",
+        "calculate the probability",
+    ],
+    "writing": [
+        "write a poem",
+        "draft an email",
+        "compose a short story",
+        "write a haiku",
+        "summarise the essay",
+        "rewrite the paragraph",
+        "write a limerick",
+        "draft a cover letter",
+    ],
 }
-_SKILL = {"gpt-4o-mini": {"math": 0.2, "writing": 0.9}, "claude-haiku-4-5": {"math": 0.9, "writing": 0.3},
-          "gpt-4.1-nano": {"math": 0.5, "writing": 0.5}}
+_SKILL = {
+    "gpt-4o-mini": {"math": 0.2, "writing": 0.9},
+    "claude-haiku-4-5": {"math": 0.9, "writing": 0.3},
+    "gpt-4.1-nano": {"math": 0.5, "writing": 0.5},
+}
 
 
 class HashEmbedder:
@@ -75,9 +94,11 @@ def routing_dataset():  # type: ignore[no-untyped-def]
                 for model, skill in _SKILL.items():
                     score = 1.0 if ((j * 3 + k) % 10) / 10 < skill[task] else 0.0
                     outcomes.append({"prompt_id": pid, "model": model, "score": score, "output_chars": 400})
-    models = [{"model": "gpt-4o-mini", "price_in_per_1m": 0.15, "price_out_per_1m": 0.6},
-              {"model": "claude-haiku-4-5", "price_in_per_1m": 1.0, "price_out_per_1m": 5.0},
-              {"model": "gpt-4.1-nano", "price_in_per_1m": 0.1, "price_out_per_1m": 0.4}]
+    models = [
+        {"model": "gpt-4o-mini", "price_in_per_1m": 0.15, "price_out_per_1m": 0.6},
+        {"model": "claude-haiku-4-5", "price_in_per_1m": 1.0, "price_out_per_1m": 5.0},
+        {"model": "gpt-4.1-nano", "price_in_per_1m": 0.1, "price_out_per_1m": 0.4},
+    ]
     return RoutingDataset.from_records(name="routed-test", prompts=prompts, outcomes=outcomes, models=models)
 
 
@@ -104,8 +125,10 @@ def minilm_router():  # type: ignore[no-untyped-def]
 
 def local_model_list(base_url: str, names=ROUTED_MODELS, key: str = "sk-test"):  # type: ignore[no-untyped-def]
     """Deployments of the profiled `names` served by the local server as openai/fake-<name>."""
-    return [{"model_name": n, "litellm_params": {"model": f"openai/fake-{n}", "api_base": base_url, "api_key": key}}
-            for n in names]
+    return [
+        {"model_name": n, "litellm_params": {"model": f"openai/fake-{n}", "api_base": base_url, "api_key": key}}
+        for n in names
+    ]
 
 
 @pytest.fixture
