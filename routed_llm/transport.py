@@ -16,7 +16,7 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
-__all__ = ["acomplete", "complete", "cost_of", "litellm_module", "model_info"]
+__all__ = ["acomplete", "complete", "cost_of", "has_credentials", "litellm_module", "model_info"]
 
 
 @cache
@@ -84,3 +84,24 @@ def cost_of(response: Any) -> float | None:
         return float(litellm_module().completion_cost(completion_response=response))
     except Exception:  # noqa: BLE001 - unpriced models (local servers) have no cost
         return None
+
+
+_ENV_PREFIX = {"bedrock": "AWS_", "vertex_ai": "VERTEXAI_", "vertex_ai_beta": "VERTEXAI_", "fireworks_ai": "FIREWORKS"}
+
+
+def has_credentials(model: str) -> bool:
+    """Whether the environment holds the credentials LiteLLM needs to call `model`.
+
+    LiteLLM's `validate_environment` says yes for providers whose keys it does not list, so
+    a variable named after the provider (``OPENAI_*``, ``AWS_*`` for Bedrock, ...) must exist too.
+    """
+    litellm = litellm_module()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            provider = litellm.get_llm_provider(model)[1]
+            check = litellm.validate_environment(model=model)
+    except Exception:  # noqa: BLE001 - an unknown provider simply has no credentials
+        return False
+    prefix = _ENV_PREFIX.get(provider, provider.upper() + "_")
+    named = any(k.startswith(prefix) and v for k, v in os.environ.items())
+    return bool(check.get("keys_in_environment")) and not check.get("missing_keys") and named

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -59,6 +61,6 @@ class RandomRouter(Router):
         n, m = embeddings.shape[0], self.features_.shape[0]
         out = np.empty((n, m))
         for i, e in enumerate(embeddings):
-            seed = int.from_bytes(np.round(e[:8] * 1e4).astype(np.int32).tobytes()[:8], "little") ^ self.random_state
-            out[i] = np.random.default_rng(seed % (2**63)).random(m)
+            digest = hashlib.blake2b(np.round(e * 1e4).astype(np.int32).tobytes(), digest_size=8).digest()
+            out[i] = np.random.default_rng([int.from_bytes(digest, "little"), self.random_state]).random(m)
         return out
