@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_ROUTER_DIR", "build_default_router", "default_probe_set", "default_router"]
 
 DEFAULT_ROUTER_DIR = "default_router"
-DEFAULT_KIND = "knn"
+DEFAULT_KIND = "capability"  # best area on the unseen protocol (docs/benchmarks.md), fits in seconds
 N_PROBES = 500
 
 
