@@ -21,10 +21,10 @@ fi
 
 SUDO=()
 if [[ "$(id -u)" != "0" ]]; then
-  command -v sudo >/dev/null 2>&1 || { log "ERROR: need root or sudo to apt-get install redis-server" >&2; exit 1; }
+  command -v sudo >/dev/null 2>&1 || { log "WARNING: no root or sudo to apt-get install redis-server; the Redis tests will be skipped" >&2; exit 0; }
   SUDO=(sudo)
 fi
-command -v apt-get >/dev/null 2>&1 || { log "ERROR: no apt-get here; install redis-server with your package manager" >&2; exit 1; }
+command -v apt-get >/dev/null 2>&1 || { log "WARNING: no apt-get here; install redis-server with your package manager (the Redis tests will be skipped)" >&2; exit 0; }
 
 log "installing redis-server with apt-get"
 export DEBIAN_FRONTEND=noninteractive
