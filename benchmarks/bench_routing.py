@@ -29,19 +29,12 @@ def timeit(fn: Callable[[], object], reps: int) -> tuple[float, float]:
     return statistics.median(times), times[min(len(times) - 1, int(0.99 * len(times)))]
 
 
-def synthetic_router(kind: str, n_models: int):
-    """The default router's probe set with `n_models` synthetic profiles added (no refit)."""
+def synthetic_router(n_models: int):
+    """The default router (its probe set and fitted prompt side) with `n_models` synthetic profiles."""
     from routed_llm import ModelProfile, default_router
-    from routed_llm.routers import make_router
-
-    base = default_router()
-    if kind != "knn":
-        from routed_llm.default import build_default_router  # noqa: F401 - documented path
 
     rng = np.random.default_rng(0)
-    router = base if kind == "knn" else make_router(kind)
-    if kind != "knn":
-        return None
+    router = default_router()
     for m in list(router.models_):
         router.remove_model(m)
     ids = router.probe_ids_
@@ -56,12 +49,12 @@ def synthetic_router(kind: str, n_models: int):
 def bench_scoring(reps: int) -> None:
     from routed_llm.routers import choose
 
-    print("\n## Scoring one prompt against N models (embedding excluded), knn router, 500 probes")
+    print(f"\n## Scoring one prompt against N models (embedding excluded), default router ({synthetic_router(1).name}), 500 probes")
     print(f"{'models':>7} {'scores p50 ms':>14} {'scores p99 ms':>14} {'decision p50 ms':>16} {'ref argmax p50 ms':>18} {'ratio':>7}")
     e = np.random.default_rng(1).standard_normal((1, 384)).astype(np.float32)
     e /= np.linalg.norm(e)
     for n in (10, 100, 1000, 10000):
-        router = synthetic_router("knn", n)
+        router = synthetic_router(n)
         costs = router.expected_costs_
 
         def score(router=router, costs=costs) -> int:
@@ -75,21 +68,37 @@ def bench_scoring(reps: int) -> None:
         print(f"{n:>7} {p50:>14.3f} {p99:>14.3f} {d50:>16.3f} {r50:>18.4f} {p50 / r50:>7.0f}x")
 
 
-def bench_route(reps: int, embedders: list[str]) -> None:
-    from routed_llm import default_router
+def router_for(name: str):
+    """A 14-model router whose embedder is `name` with an in-process LRU only (no disk cache).
+
+    ``minilm``: the shipped default router. ``static``: the same router type and models fitted
+    on the bundled MMLU-Pro sample with the static embedder (the default router's vectors are
+    MiniLM's, 384-d, so it cannot take static ones).
+    """
+    from routed_llm import default_router, load_dataset
+    from routed_llm.default import DEFAULT_KIND, served_models
     from routed_llm.embeddings import CachedEmbedder, SentenceTransformerEmbedder
+    from routed_llm.evaluation.demo import sample_path
+    from routed_llm.routers import make_router
 
-    print("\n## route(): one short prompt, embedding + scoring, 14-model default router")
-    print(f"{'embedder':<10} {'cold ms':>9} {'warm p50 ms':>12} {'warm p99 ms':>12} {'repeat p50 ms':>14} {'embed-only p50 ms':>18}")
-    for name in embedders:
+    if name == "minilm":
         router = default_router()
-        if name == "static":
-            from routed_llm.fast_embedder import StaticEmbedder
+        router._embedder = CachedEmbedder(SentenceTransformerEmbedder(), cache_dir=None)
+        return router
+    from routed_llm.fast_embedder import StaticEmbedder
 
-            inner = StaticEmbedder()
-        else:
-            inner = SentenceTransformerEmbedder()
-        router._embedder = CachedEmbedder(inner, cache_dir=None)  # in-process LRU only
+    data = load_dataset(sample_path())
+    names = served_models(data)
+    data = data.subset(models=list(names)).rename_models(names)
+    return make_router(DEFAULT_KIND, embedder=CachedEmbedder(StaticEmbedder(), cache_dir=None)).fit(data)
+
+
+def bench_route(reps: int, embedders: list[str]) -> None:
+    print("\n## route(): one short prompt, embedding + scoring, 14 models (in-process LRU, no disk cache)")
+    print(f"{'embedder':<10} {'first ms':>9} {'warm p50 ms':>12} {'warm p99 ms':>12} {'repeat p50 ms':>14} {'embed-only p50 ms':>18}")
+    for name in embedders:
+        router = router_for(name)
+        inner = router._embedder.inner
         t = time.perf_counter()
         router.route("What is the capital of France?")
         cold = (time.perf_counter() - t) * 1e3
@@ -114,18 +123,15 @@ def bench_import() -> None:
 
 
 def bench_memory(embedders: list[str]) -> None:
-    print("\n## Peak resident memory of a process that routes one prompt (VmHWM)")
+    print("\n## Peak resident memory of a process that builds its router and routes one prompt (VmHWM)")
     code = (
-        "import sys\nfrom routed_llm import default_router\nr = default_router()\n"
-        "from routed_llm.embeddings import CachedEmbedder, SentenceTransformerEmbedder\n"
-        "if sys.argv[1] == 'static':\n    from routed_llm.fast_embedder import StaticEmbedder\n    inner = StaticEmbedder()\n"
-        "else:\n    inner = SentenceTransformerEmbedder()\n"
-        "r._embedder = CachedEmbedder(inner, cache_dir=None)  # no disk cache: the model must load\n"
-        "r.route('What is the capital of France?')\n"
+        "import sys\nsys.path.insert(0, sys.argv[2])\nfrom bench_routing import router_for\n"
+        "router_for(sys.argv[1]).route('What is the capital of France?')\n"
         "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
     )
+    here = str(__import__("pathlib").Path(__file__).resolve().parent)
     for name in embedders:
-        out = subprocess.run([sys.executable, "-c", code, name], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run([sys.executable, "-c", code, name, here], capture_output=True, text=True, check=True).stdout
         print(f"{name:<10} peak RSS {int(out.strip().splitlines()[-1]) / 1024:.0f} MB")
 
 
@@ -133,6 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--embedders", default="minilm,static", help="comma-separated: minilm,static")
+    parser.add_argument("--no-doc", action="store_true", help="print only; do not rewrite docs/benchmarks.md")
     args = parser.parse_args()
     reps = 50 if args.quick else 300
     embedders = [e for e in args.embedders.split(",") if e]
@@ -143,4 +150,19 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import contextlib
+    import io
+    import os
+    import sys
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main()
+    sys.stdout.write(buf.getvalue())
+    if "--no-doc" not in sys.argv:
+        from _doc import write_section
+
+        load = os.getloadavg()[0]
+        args = " ".join(a for a in sys.argv[1:])
+        write_section("speed", f"## Routing speed, import time and memory\n\nCommand: `.venv/bin/python benchmarks/bench_routing.py {args}`"
+                      f" (load average {load:.1f} on 2 cores when it finished).\n\n```text\n{buf.getvalue().strip()}\n```")

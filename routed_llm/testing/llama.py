@@ -90,6 +90,14 @@ def llama_unavailable_reason() -> str | None:
     return None
 
 
+def _threads_from_env() -> int:
+    raw = os.environ.get(THREADS_ENV, "1")
+    if not raw.strip().isdigit() or int(raw) < 1:
+        msg = f"${THREADS_ENV} must be a positive integer, got {raw!r}"
+        raise LlamaServerError(msg)
+    return int(raw)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
@@ -155,7 +163,7 @@ class LlamaServer:
         self.port = port
         self.gguf = gguf
         self.n_ctx = n_ctx
-        self.n_threads = n_threads if n_threads is not None else int(os.environ.get(THREADS_ENV, "1"))
+        self.n_threads = n_threads if n_threads is not None else _threads_from_env()
         self.chat_format = chat_format
         self.startup_timeout = startup_timeout
         self.python = python or sys.executable
