@@ -42,7 +42,9 @@ def _deployments(real: Sequence[str], models: Sequence[str], base_url: str | Non
     ]
 
 
-def run_chat_demo(prompts: Sequence[str] = EXAMPLE_PROMPTS, *, cost_weight: float = 0.3) -> tuple[str, list[ChatDemoRow]]:
+def run_chat_demo(
+    prompts: Sequence[str] = EXAMPLE_PROMPTS, *, cost_weight: float = 0.3
+) -> tuple[str, list[ChatDemoRow]]:
     """Send `prompts` through `RoutedChatModel`; returns ("real" or "local", rows)."""
     from . import transport
     from .chat_model import RoutedChatModel
@@ -63,8 +65,15 @@ def run_chat_demo(prompts: Sequence[str] = EXAMPLE_PROMPTS, *, cost_weight: floa
         for prompt in prompts:
             reply = llm.invoke(prompt)
             meta = reply.response_metadata
-            rows.append(ChatDemoRow(prompt=prompt, model=meta["model_name"], reason=meta["routing"]["reason"],
-                                    cost_usd=meta["routing"].get("cost_usd"), answer=str(reply.content)))
+            rows.append(
+                ChatDemoRow(
+                    prompt=prompt,
+                    model=meta["model_name"],
+                    reason=meta["routing"]["reason"],
+                    cost_usd=meta["routing"].get("cost_usd"),
+                    answer=str(reply.content),
+                )
+            )
         return ("real" if real else "local"), rows
     finally:
         if server is not None:

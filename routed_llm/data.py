@@ -347,9 +347,7 @@ def _realised_costs(
     observed = ~np.isnan(scores)
     if not np.isnan(usd[observed]).any():
         return np.where(observed, usd, np.nan), "usd"
-    params = np.array(
-        [_num(info[m].get("active_params_b")) or _num(info[m].get("params_b")) or np.nan for m in models]
-    )
+    params = np.array([_num(info[m].get("active_params_b")) or _num(info[m].get("params_b")) or np.nan for m in models])
     if np.isnan(params).any():
         bad = [m for m, p, q in zip(models, params, price_in, strict=True) if np.isnan(p) and np.isnan(q)]
         msg = (

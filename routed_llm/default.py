@@ -114,9 +114,21 @@ def build_default_router(
         for pid in router.probe_ids_:
             i = prompts_by_id[pid]
             ref = _reference(data_dir, pid)
-            fh.write(json.dumps({"prompt_id": pid, "task": data.tasks[i], "prompt": data.prompts[i],
-                                 "reference": ref, "grader": "choice"}) + "\n")
-    (out / "SOURCE.md").write_text(_source_note(kind, len(probe_ids), data.n_prompts, sorted(names.values())), encoding="utf-8")
+            fh.write(
+                json.dumps(
+                    {
+                        "prompt_id": pid,
+                        "task": data.tasks[i],
+                        "prompt": data.prompts[i],
+                        "reference": ref,
+                        "grader": "choice",
+                    }
+                )
+                + "\n"
+            )
+    (out / "SOURCE.md").write_text(
+        _source_note(kind, len(probe_ids), data.n_prompts, sorted(names.values())), encoding="utf-8"
+    )
     return router
 
 
@@ -148,16 +160,18 @@ def _source_note(kind: str, n_probe: int, n_prompts: int, models: Sequence[str])
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m routed_llm.default``: rebuild the shipped default router."""
-    parser = argparse.ArgumentParser(prog="python -m routed_llm.default", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m routed_llm.default", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", required=True, help="dataset folder (../shared/data/mmlu_pro)")
     parser.add_argument("--out", default=None, help="output folder (default: inside the package)")
     parser.add_argument("--kind", default=DEFAULT_KIND, help=f"router name (default {DEFAULT_KIND})")
     parser.add_argument("--probes", type=int, default=N_PROBES, help=f"probe prompts (default {N_PROBES})")
     parser.add_argument("--params", default="{}", help="router hyperparameters as JSON")
     args = parser.parse_args(argv)
-    router = build_default_router(args.data, args.out, kind=args.kind, n_probes=args.probes,
-                                  params=json.loads(args.params))
+    router = build_default_router(
+        args.data, args.out, kind=args.kind, n_probes=args.probes, params=json.loads(args.params)
+    )
     print(f"saved {router!r} with {len(router.models_)} models and {len(router.probe_ids_)} probes")  # noqa: T201
     return 0
 

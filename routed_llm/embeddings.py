@@ -189,7 +189,7 @@ class CachedEmbedder:
             try:
                 with np.load(shard, allow_pickle=False) as z:
                     keys, vecs = z["keys"], z["vectors"]
-            except Exception:  # noqa: BLE001 - a broken shard is skipped, then recomputed
+            except Exception:
                 continue
             for k, v in zip(keys, vecs, strict=False):
                 # keys are (n, 16) uint8 rows; older shards stored S16, which drops trailing NULs

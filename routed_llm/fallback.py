@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from .errors import AllModelsFailedError, ConfigError, IncompleteStreamError, RoutedLLMError, StreamInterruptedError
+from .errors import AllModelsFailedError, ConfigError, IncompleteStreamError, StreamInterruptedError
 from .types import Attempt
 
 if TYPE_CHECKING:

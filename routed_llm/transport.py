@@ -69,7 +69,7 @@ def _model_info(model: str) -> Mapping[str, Any]:
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             info = litellm_module().get_model_info(model)
-    except Exception:  # noqa: BLE001 - unknown models raise several different errors
+    except Exception:
         return {}
     return dict(info) if info else {}
 
@@ -82,7 +82,7 @@ def cost_of(response: Any) -> float | None:
         return float(cost)
     try:
         return float(litellm_module().completion_cost(completion_response=response))
-    except Exception:  # noqa: BLE001 - unpriced models (local servers) have no cost
+    except Exception:
         return None
 
 
@@ -100,7 +100,7 @@ def has_credentials(model: str) -> bool:
         with contextlib.redirect_stdout(io.StringIO()):
             provider = litellm.get_llm_provider(model)[1]
             check = litellm.validate_environment(model=model)
-    except Exception:  # noqa: BLE001 - an unknown provider simply has no credentials
+    except Exception:
         return False
     prefix = _ENV_PREFIX.get(provider, provider.upper() + "_")
     named = any(k.startswith(prefix) and v for k, v in os.environ.items())

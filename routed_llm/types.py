@@ -61,7 +61,8 @@ class ModelProfile:
         object.__setattr__(self, "scores", scores)
         object.__setattr__(self, "probe_ids", tuple(str(p) for p in self.probe_ids))
         if scores.shape != (len(self.probe_ids),):
-            msg = f"profile {self.model!r}: {scores.shape[0] if scores.ndim else 0} scores for {len(self.probe_ids)} probe ids"
+            n_scores = scores.shape[0] if scores.ndim else 0
+            msg = f"profile {self.model!r}: {n_scores} scores for {len(self.probe_ids)} probe ids"
             raise DataError(msg)
         if len(set(self.probe_ids)) != len(self.probe_ids):
             msg = f"profile {self.model!r}: probe ids are not unique"
@@ -73,7 +74,10 @@ class ModelProfile:
         if seen.min() < 0 or seen.max() > 1:
             msg = f"profile {self.model!r}: scores must lie in [0, 1]"
             raise DataError(msg)
-        if not (isinstance(self.expected_cost, int | float) and math.isfinite(self.expected_cost)) or self.expected_cost < 0:
+        if (
+            not (isinstance(self.expected_cost, int | float) and math.isfinite(self.expected_cost))
+            or self.expected_cost < 0
+        ):
             msg = f"profile {self.model!r}: expected_cost must be a finite number >= 0, got {self.expected_cost!r}"
             raise DataError(msg)
 

@@ -20,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: s
     p.add_argument("prompt", help="the request text")
     p.add_argument("--router", default="default", help="saved router folder, or 'default' (the shipped router)")
     p.add_argument("--candidates", default=None, help="comma-separated model names (default: all the router knows)")
-    p.add_argument("--cost-weight", type=float, default=None, help="quality/cost trade-off lambda >= 0 (0 = best quality)")
+    p.add_argument(
+        "--cost-weight", type=float, default=None, help="quality/cost trade-off lambda >= 0 (0 = best quality)"
+    )
     p.add_argument("--json", action="store_true", help="print the decision as JSON")
     p.set_defaults(run=run)
 

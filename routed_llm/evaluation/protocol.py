@@ -33,8 +33,6 @@ from .metrics import area, qnc, upper_hull
 
 __all__ = [
     "DEFAULT_LAMBDAS",
-    "embed_all",
-    "resolve_embedder",
     "MIN_TEST_PROMPTS",
     "REFERENCE_ROUTERS",
     "Curve",
@@ -42,11 +40,13 @@ __all__ = [
     "RouterSpec",
     "Split",
     "Trial",
+    "embed_all",
     "make_split",
+    "resolve_embedder",
     "resolve_routers",
     "run_trial",
-    "sweep",
     "subsample",
+    "sweep",
 ]
 
 Protocol = Literal["unseen", "seen"]

@@ -27,7 +27,7 @@ def _json_param(name: str, value: Any) -> Any:
     if name == "embedder":
         if value is None or isinstance(value, str):
             return value
-        return _EMBEDDER_NAMES.get(getattr(value, "id", ""), None)
+        return _EMBEDDER_NAMES.get(getattr(value, "id", ""))
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -114,7 +114,7 @@ def load_router(folder: Path) -> Router:
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as z:
             arrays = {k: z[k] for k in wanted}
-    except Exception as exc:  # noqa: BLE001 - any decoding problem is an invalid artifact
+    except Exception as exc:
         raise _fail(folder, f"arrays.npz cannot be read: {type(exc).__name__}") from exc
     for k, arr in arrays.items():
         meta = expected[k]

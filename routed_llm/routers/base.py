@@ -47,9 +47,7 @@ class FitContext:
     rng: np.random.Generator
 
 
-def utilities(
-    proba: NDArray[np.float64], costs: NDArray[np.float64], cost_weight: float
-) -> NDArray[np.float64]:
+def utilities(proba: NDArray[np.float64], costs: NDArray[np.float64], cost_weight: float) -> NDArray[np.float64]:
     """``proba - cost_weight * costs / max(costs)``; ``inf`` means "cheapest".
 
     `proba` is ``(n, m)`` (or ``(m,)``), `costs` is ``(m,)``. With ``cost_weight=inf`` the
@@ -144,7 +142,10 @@ class Router:
     def check_is_fitted(self) -> None:
         """Raise `NotFittedError` unless `fit` or `load` has run."""
         if not self._is_fitted():
-            msg = f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with a dataset, or 'load' a saved router."
+            msg = (
+                f"This {type(self).__name__} instance is not fitted yet. "
+                "Call 'fit' with a dataset, or 'load' a saved router."
+            )
             raise NotFittedError(msg)
 
     def _resolve_embedder(self) -> Embedder:
@@ -163,7 +164,9 @@ class Router:
             delattr(self, attr)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data: RoutingDataset, *, probe_ids: Sequence[str] | None = None, probe_fraction: float = 1 / 7) -> Self:
+    def fit(
+        self, data: RoutingDataset, *, probe_ids: Sequence[str] | None = None, probe_fraction: float = 1 / 7
+    ) -> Self:
         """Learn from `data` and profile every model of it on the probe prompts.
 
         Args:
@@ -335,7 +338,11 @@ class Router:
             raise DataError(msg)
         emb = getattr(self, "_embedder", None)
         if emb is None:
-            emb = get_embedder(_EMBEDDER_NAMES.get(self.embedder_id_, "minilm")) if self.embedder is None or isinstance(self.embedder, str) else self._resolve_embedder()
+            if self.embedder is None or isinstance(self.embedder, str):
+                # a loaded router: the embedder it was fitted with, by its registered name
+                emb = get_embedder(_EMBEDDER_NAMES.get(self.embedder_id_, "minilm"))
+            else:
+                emb = self._resolve_embedder()
             if emb.id != self.embedder_id_:
                 msg = f"router was fitted with embedder {self.embedder_id_!r} but {emb.id!r} is configured"
                 raise ConfigError(msg)

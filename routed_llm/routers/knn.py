@@ -65,7 +65,9 @@ class KNNRouter(Router):
         n_probe = self.probe_embeddings_.shape[0]
         k = min(self.k, n_probe)
         sims = embeddings @ self.probe_embeddings_.T
-        nn = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n_probe else np.tile(np.arange(n_probe), (len(sims), 1))
+        nn = (
+            np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n_probe else np.tile(np.arange(n_probe), (len(sims), 1))
+        )
         filled = self.features_[:, :n_probe]  # (m, n_probe)
         seen = self.features_[:, n_probe : 2 * n_probe]
         prior = self.features_[:, -1]
