@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -22,3 +27,20 @@ def write_section(name: str, body: str, *, doc: Path = DOC) -> Path:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     doc.write_text(text, encoding="utf-8")
     return doc
+
+
+def run_and_record(main: Callable[[], None], *, section: str, title: str, script: str) -> None:
+    """Run a benchmark's `main`, echo its output, and record it as a section (unless --no-doc)."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main()
+    sys.stdout.write(buf.getvalue())
+    if "--no-doc" in sys.argv:
+        return
+    args = " ".join(sys.argv[1:])
+    load = os.getloadavg()[0]
+    write_section(
+        section,
+        f"## {title}\n\nCommand: `.venv/bin/python benchmarks/{script} {args}`"
+        f" (load average {load:.1f} on 2 cores when it finished).\n\n```text\n{buf.getvalue().strip()}\n```",
+    )

@@ -65,19 +65,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import contextlib
-    import io
-    import os
-    import sys
+    from _doc import run_and_record
 
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        main()
-    sys.stdout.write(buf.getvalue())
-    if "--no-doc" not in sys.argv:
-        from _doc import write_section
-
-        load = os.getloadavg()[0]
-        args = " ".join(a for a in sys.argv[1:])
-        write_section("invoke", f"## Overhead of RoutedChatModel.invoke over litellm.completion\n\nCommand: `.venv/bin/python benchmarks/bench_invoke.py {args}`"
-                      f" (load average {load:.1f} on 2 cores when it finished).\n\n```text\n{buf.getvalue().strip()}\n```")
+    run_and_record(main, section="invoke", title="Overhead of RoutedChatModel.invoke over litellm.completion", script="bench_invoke.py")

@@ -150,19 +150,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import contextlib
-    import io
-    import os
-    import sys
+    from _doc import run_and_record
 
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        main()
-    sys.stdout.write(buf.getvalue())
-    if "--no-doc" not in sys.argv:
-        from _doc import write_section
-
-        load = os.getloadavg()[0]
-        args = " ".join(a for a in sys.argv[1:])
-        write_section("speed", f"## Routing speed, import time and memory\n\nCommand: `.venv/bin/python benchmarks/bench_routing.py {args}`"
-                      f" (load average {load:.1f} on 2 cores when it finished).\n\n```text\n{buf.getvalue().strip()}\n```")
+    run_and_record(main, section="speed", title="Routing speed, import time and memory", script="bench_routing.py")
