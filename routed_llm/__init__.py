@@ -21,7 +21,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .calibrate import calibrate
+    from .calibration import calibrate
     from .chat_model import RoutedChatModel
     from .data import RoutingDataset, load_dataset
     from .default import default_router
@@ -33,7 +33,7 @@ _LAZY = {
     "Router": "routed_llm.routers",
     "make_router": "routed_llm.routers",
     "default_router": "routed_llm.default",
-    "calibrate": "routed_llm.calibrate",
+    "calibrate": "routed_llm.calibration",
     "RoutingDataset": "routed_llm.data",
     "load_dataset": "routed_llm.data",
     "Attempt": "routed_llm.types",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from routed_llm.calibrate import calibrate, routed_choices
+from routed_llm.calibration import calibrate, routed_choices
 from routed_llm.data import RoutingDataset
 from routed_llm.errors import ConfigError, DataError, NotFittedError, RoutingError
 from routed_llm.routers import Router, make_router

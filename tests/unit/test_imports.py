@@ -49,3 +49,16 @@ def test_unknown_attribute_is_an_attribute_error():
         assert "no_such_thing" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("expected AttributeError")
+
+
+def test_lazy_names_survive_submodule_imports():
+    # a public function must not be shadowed by a submodule of the same name once that is imported
+    code = (
+        "import importlib, inspect, routed_llm\n"
+        "for name, module in routed_llm._LAZY.items():\n"
+        "    importlib.import_module(module)\n"
+        "bad = [n for n in routed_llm.__all__ if inspect.ismodule(getattr(routed_llm, n))]\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
